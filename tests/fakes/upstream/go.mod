@@ -1,0 +1,3 @@
+module agentcore.dev/fakeupstream
+
+go 1.22
