@@ -27,6 +27,14 @@ run_meson() {
 [ -f build/build.ninja ] && run_meson c build
 [ -f build-asan/build.ninja ] && run_meson c-asan build-asan
 
+echo "== fuzz (libFuzzer, clang-14, ${AC_FUZZ_SECONDS:-10} s per target)"
+if CC=clang-14 CXX=clang++-14 sh scripts/build.sh build-fuzz -Dfuzz=true \
+        -Db_sanitize=address,undefined -Db_lundef=false; then
+    sh scripts/fuzz.sh build-fuzz "${AC_FUZZ_SECONDS:-10}" "$results" || status=1
+else
+    echo "0 passed, 1 failed" >"$results/fuzz-build.counts"; status=1
+fi
+
 echo "== go test (fake upstream)"
 (cd tests/fakes/upstream && go test -json ./... >"$results/go-fake.json" 2>"$results/go-fake.err") || status=1
 
