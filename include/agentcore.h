@@ -738,6 +738,34 @@ AC_API int ac_store_search(ac_store *store, const char *query, const char *opts_
 /* @end stores */
 
 /* ---------------------------------------------------------------------- */
+/* Sessions: attached knowledge                                            */
+/* ---------------------------------------------------------------------- */
+
+/** Attach a knowledge store to a session: each turn then searches it with
+ * the last user message (hybrid search), puts the best chunks that fit a
+ * token budget (a quarter of the model's window, at most 4,000 tokens) into
+ * the system prompt as {facts} — or after it, numbered [n], when the
+ * template has no {facts} — and lists them in the answer's
+ * "agentcore.citations" (store, document_id, title, source, chunk_id,
+ * chunk_index, start, end, score). A session whose profile names stores
+ * searches those too. The store is borrowed: it must stay open until it is
+ * detached or the session is closed. Attaching twice does nothing.
+ * @param session (in) the session
+ * @param store (in) the store (of the same core)
+ * @return AC_OK, AC_EINVAL, AC_ENOMEM
+ * @thread the core's thread
+ */
+AC_API int ac_session_attach_store(ac_session *session, ac_store *store);
+
+/** Detach a store attached with ac_session_attach_store().
+ * @param session (in) the session
+ * @param store (in) the store
+ * @return AC_OK, AC_EINVAL, AC_ENOTFOUND (not attached)
+ * @thread the core's thread
+ */
+AC_API int ac_session_detach_store(ac_session *session, ac_store *store);
+
+/* ---------------------------------------------------------------------- */
 /* Tools                                                                   */
 /* ---------------------------------------------------------------------- */
 /* @section tools */

@@ -11,6 +11,7 @@
 #include "request.h"
 #include "../router/pool.h"
 #include "../router/router.h"
+#include "../memory/store.h"
 
 #include <string.h>
 
@@ -37,6 +38,11 @@ struct ac_session {
     int max_iterations;
     long max_turn_ms;
     ac_turn *turn;            /* the running turn, or NULL */
+    ac_store **stores;        /* attached by the host (borrowed) */
+    size_t nstores;
+    ac_store **own_stores;    /* opened by name for the session's profile */
+    size_t nown_stores;
+    const void *own_stores_for; /* the profile they were opened for */
     ac_msgs cache;            /* history after cache_from, as of cache_upto */
     int cache_valid;
     long long cache_from;     /* messages with seq <= this are not cached */
@@ -68,6 +74,8 @@ struct ac_turn {
     json_t *usage;            /* summed over the turn's calls */
     json_t *last;             /* the last answer */
     json_t *tools_run;
+    json_t *citations;        /* retrieved chunks cited in this turn */
+    char *facts;              /* their text, for the system prompt */
     ac_call *call;            /* the model call in flight */
     ac_call *handle;          /* what the caller may cancel */
     int cancelled;
@@ -144,6 +152,10 @@ static void session_free(ac_session *s)
         }
     ac_session_row_clear(&s->row);
     ac_msgs_free(&s->cache);
+    ac_free(s->stores);
+    for (size_t i = 0; i < s->nown_stores; i++)
+        ac_store_close(s->own_stores[i]);
+    ac_free(s->own_stores);
     ac_free(s->summary_model);
     ac_free(s->system_prompt);
     ac_free(s);
@@ -255,6 +267,40 @@ fail:
         ac_free(s);
     }
     return rc;
+}
+
+AC_API int ac_session_attach_store(ac_session *session, ac_store *store)
+{
+    ac_store **v;
+    ac_err_clear();
+    if (session == NULL || store == NULL)
+        return ac_err(AC_EINVAL, "session and store must not be NULL");
+    if (store->core != session->core)
+        return ac_err(AC_EINVAL, "the store belongs to another core");
+    for (size_t i = 0; i < session->nstores; i++)
+        if (session->stores[i] == store)
+            return AC_OK;
+    v = ac_realloc(session->stores, (session->nstores + 1) * sizeof *v);
+    if (v == NULL)
+        return ac_err(AC_ENOMEM, "out of memory");
+    v[session->nstores++] = store;
+    session->stores = v;
+    return AC_OK;
+}
+
+AC_API int ac_session_detach_store(ac_session *session, ac_store *store)
+{
+    ac_err_clear();
+    if (session == NULL || store == NULL)
+        return ac_err(AC_EINVAL, "session and store must not be NULL");
+    for (size_t i = 0; i < session->nstores; i++)
+        if (session->stores[i] == store) {
+            memmove(session->stores + i, session->stores + i + 1,
+                    (session->nstores - i - 1) * sizeof *session->stores);
+            session->nstores--;
+            return AC_OK;
+        }
+    return ac_err(AC_ENOTFOUND, "that store is not attached to session \"%s\"", session->row.id);
 }
 
 AC_API const char *ac_session_id(const ac_session *session)
@@ -407,6 +453,8 @@ static void turn_free(ac_turn *t)
     json_decref(t->usage);
     json_decref(t->last);
     json_decref(t->tools_run);
+    json_decref(t->citations);
+    ac_free(t->facts);
     ac_free(t);
 }
 
@@ -498,14 +546,17 @@ static int render_system(ac_turn *t, const char *override)
     struct tm tm;
     int rc;
 
-    if (tmpl == NULL)
-        return AC_OK;
+    if (tmpl == NULL) {
+        if (t->facts == NULL)
+            return AC_OK;
+        tmpl = "Relevant knowledge (cite as [n]):\n{facts}";
+    }
     gmtime_r(&now, &tm);
     strftime(date, sizeof date, "%Y-%m-%d", &tm);
     vars = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "session_id", s->row.id, "tenant",
                      s->row.tenant, "title", s->row.title ? s->row.title : "", "profile",
                      s->row.profile ? s->row.profile : "", "model", t->model_name, "date", date,
-                     "facts", "", "summary", t->summary ? t->summary : "");
+                     "facts", t->facts ? t->facts : "", "summary", t->summary ? t->summary : "");
     if (vars == NULL)
         return ac_err(AC_ENOMEM, "out of memory");
     if (t->profile) /* the profile's variables are defaults */
@@ -525,8 +576,16 @@ static int render_system(ac_turn *t, const char *override)
     rc = ac_template_render(tmpl, vars, &t->system);
     json_decref(vars);
     if (rc)
-        ac_err_prefix(rc, override ? "request system message" : "system_prompt");
-    return rc;
+        return ac_err_prefix(rc, override ? "request system message" : "system_prompt");
+    if (t->facts && strstr(tmpl, "{facts}") == NULL) {
+        /* the template does not place the facts: they follow it */
+        char *sys = ac_asprintf("%s\n\nRelevant knowledge (cite as [n]):\n%s", t->system, t->facts);
+        if (sys == NULL)
+            return ac_err(AC_ENOMEM, "out of memory");
+        ac_free(t->system);
+        t->system = sys;
+    }
+    return AC_OK;
 }
 
 static long new_tokens(const ac_turn *t)
@@ -904,10 +963,82 @@ static void call_done(int rc, json_t *resp, const char *errmsg, const json_t *er
     json_object_set_new(ext, "summary_used", json_boolean(t->summary_used));
     json_object_set_new(ext, "summary_updated", json_boolean(t->summary_updated));
     json_object_set(ext, "tools_run", t->tools_run);
-    json_object_set_new(ext, "citations", json_array());
+    json_object_set(ext, "citations", t->citations);
     json_object_set_new(ext, "iterations", json_integer(t->iterations));
     json_object_set_new(ext, "history_messages", json_integer((json_int_t)t->s->row.msg_count));
     turn_finish(t, AC_OK, resp);
+}
+
+/* Query the attached knowledge stores (and the profile's) with the last user
+ * message; the best chunks that fit a token budget become {facts} and the
+ * answer's citations. */
+static int retrieve(ac_turn *t)
+{
+    ac_session *s = t->s;
+    const char *query = last_user_text(t->new_msgs);
+    long budget = t->model->context_window > 0 ? t->model->context_window / 4 : 2000;
+    ac_buf facts = AC_BUF_INIT;
+    size_t n = 0;
+    int rc = AC_OK;
+
+    if (budget > 4000)
+        budget = 4000;
+    if (t->profile && s->own_stores_for != t->profile) {
+        /* open the profile's stores by name, once per profile */
+        size_t i;
+        json_t *name;
+        for (size_t k = 0; k < s->nown_stores; k++)
+            ac_store_close(s->own_stores[k]);
+        ac_free(s->own_stores);
+        s->own_stores = NULL;
+        s->nown_stores = 0;
+        s->own_stores_for = t->profile;
+        if (json_array_size(t->profile->stores)) {
+            s->own_stores = ac_calloc(json_array_size(t->profile->stores), sizeof *s->own_stores);
+            if (s->own_stores == NULL)
+                return ac_err(AC_ENOMEM, "out of memory");
+        }
+        json_array_foreach(t->profile->stores, i, name) {
+            if ((rc = ac_store_open(t->core, json_string_value(name), NULL,
+                                    &s->own_stores[s->nown_stores]))) {
+                s->own_stores_for = NULL;
+                return ac_err_prefix(rc, "profile \"%s\": store \"%s\"", t->profile->name,
+                                     json_string_value(name));
+            }
+            s->nown_stores++;
+        }
+    }
+    if (query[0] == '\0' || s->nstores + s->nown_stores == 0)
+        return AC_OK;
+    for (size_t k = 0; k < s->nstores + s->nown_stores && rc == AC_OK && budget > 0; k++) {
+        ac_store *st = k < s->nstores ? s->stores[k] : s->own_stores[k - s->nstores];
+        json_t *chunks = NULL, *c;
+        size_t i;
+        if ((rc = ac__store_retrieve(st, query, 5, budget, &chunks)))
+            break;
+        json_array_foreach(chunks, i, c) {
+            const char *text = ac_json_str(c, "text", "");
+            budget -= ac_estimate_tokens(text, strlen(text)) + 8;
+            n++;
+            ac_buf_printf(&facts, "[%zu] %s%s%s: %s\n", n, ac_json_str(c, "title", ""),
+                          ac_json_str(c, "source", NULL) ? " — " : "",
+                          ac_json_str(c, "source", ""), text);
+            json_array_append_new(
+                t->citations,
+                json_pack("{s:I, s:s, s:O, s:O, s:O, s:O, s:O, s:O, s:O, s:O}", "index",
+                          (json_int_t)n, "store", st->name, "document_id",
+                          json_object_get(c, "document_id"), "title", json_object_get(c, "title"),
+                          "source", json_object_get(c, "source"), "chunk_id",
+                          json_object_get(c, "chunk_id"), "chunk_index",
+                          json_object_get(c, "chunk_index"), "start", json_object_get(c, "start"),
+                          "end", json_object_get(c, "end"), "score", json_object_get(c, "score")));
+        }
+        json_decref(chunks);
+    }
+    if (rc == AC_OK && facts.len)
+        t->facts = ac_buf_steal(&facts);
+    ac_buf_free(&facts);
+    return rc;
 }
 
 /* Which model the context is fitted for: the router decides (dry run, so
@@ -1000,7 +1131,8 @@ static int turn_start(ac_session *s, const char *request_json, ac_stream_fn stre
     t->usage = json_pack("{s:i, s:i, s:i}", "prompt_tokens", 0, "completion_tokens", 0,
                          "total_tokens", 0);
     t->tools_run = json_array();
-    if (!t->new_msgs || !t->new_models || !t->usage || !t->tools_run) {
+    t->citations = json_array();
+    if (!t->new_msgs || !t->new_models || !t->usage || !t->tools_run || !t->citations) {
         rc = ac_err(AC_ENOMEM, "out of memory");
         goto fail;
     }
@@ -1042,7 +1174,7 @@ static int turn_start(ac_session *s, const char *request_json, ac_stream_fn stre
         t->summary = ac_strdup(s->row.summary);
         t->summary_upto = s->row.summary_upto;
     }
-    if ((rc = render_system(t, override)))
+    if ((rc = retrieve(t)) || (rc = render_system(t, override)))
         goto fail;
     if ((t->handle = ac__call_wrap(core, turn_cancel, t)) == NULL) {
         rc = AC_ENOMEM;

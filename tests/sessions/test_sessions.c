@@ -728,6 +728,42 @@ TEST(profile_supplies_the_system_prompt_and_variables)
     ac_core_close(core);
 }
 
+TEST(attached_store_puts_facts_in_the_prompt_and_citations_in_the_answer)
+{
+    ac_core *core;
+    ac_session *s;
+    ac_store *kb = NULL;
+    json_t *body, *resp, *cit;
+    char *r;
+    need_fake();
+    core = open_core(NULL);
+    ASSERT_OK(ac_store_open(core, "kb", NULL, &kb));
+    ASSERT_OK(ac_store_add(kb, "{\"id\":\"lisbon\",\"title\":\"Lisbon trams\",\"source\":\"guide.md\","
+                               "\"text\":\"Tram 28 climbs from Martim Moniz through Graca and Alfama to Estrela.\"}", NULL));
+    ASSERT_OK(ac_store_add(kb, "{\"id\":\"porto\",\"title\":\"Porto bridges\","
+                               "\"text\":\"The Dom Luis I bridge joins Porto and Vila Nova de Gaia over the Douro.\"}", NULL));
+    ASSERT_OK(ac_session_open(core, NULL, "{\"system_prompt\":\"Answer briefly.\"}", &s));
+    ASSERT_OK(ac_session_attach_store(s, kb));
+    r = turn(s, "Which tram goes through Alfama?");
+    body = last_upstream_request();
+    ASSERT(request_mentions(body, "Tram 28 climbs from Martim Moniz"));
+    ASSERT(request_mentions(body, "Answer briefly."));
+    json_decref(body);
+    resp = json_loads(r, 0, NULL);
+    cit = json_object_get(json_object_get(resp, "agentcore"), "citations");
+    ASSERT(json_array_size(cit) >= 1);
+    ASSERT_STR_EQ("lisbon", json_string_value(json_object_get(json_array_get(cit, 0), "document_id")));
+    ASSERT_STR_EQ("kb", json_string_value(json_object_get(json_array_get(cit, 0), "store")));
+    ASSERT(json_integer_value(json_object_get(json_array_get(cit, 0), "end")) > 0);
+    json_decref(resp);
+    ac_free(r);
+    ASSERT_OK(ac_session_detach_store(s, kb));
+    ASSERT_EQ_INT(AC_ENOTFOUND, ac_session_detach_store(s, kb));
+    ac_session_close(s);
+    ac_store_close(kb);
+    ac_core_close(core);
+}
+
 static void teardown(void)
 {
     if (fake_up)
