@@ -43,7 +43,7 @@ else
     read -r _ port <"$work/fake.out"
     provider="{\"kind\":\"openai\",\"base_url\":\"http://127.0.0.1:$port/v1\"}" model="fake-model"
     what="the fake upstream on 127.0.0.1:$port (a local stand-in that echoes, not a model)"
-    window=300
+    window=260
 fi
 
 cat >"$work/agentcore.json" <<EOF

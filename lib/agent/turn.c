@@ -15,7 +15,6 @@
 
 #include <string.h>
 
-#define DEFAULT_RESERVE 1024
 #define DEFAULT_MAX_ITER 8
 #define DEFAULT_TOOL_BYTES 16384
 #define SUMMARY_PROMPT                                                                         \
@@ -64,6 +63,7 @@ struct ac_turn {
     long long summary_upto;
     int summary_used;
     int summary_updated;
+    char *summary_error;      /* why the summary could not be updated, or NULL */
     const ac_model *model;    /* the model the context is fitted for */
     ac_model tmp_model;
     char *model_name;         /* what the answer reports */
@@ -116,7 +116,7 @@ static int parse_memory(ac_session *s, const json_t *mem)
     const char *pol;
     int rc;
     s->policy = AC_FIT_SUMMARY;
-    s->reserve = DEFAULT_RESERVE;
+    s->reserve = 0; /* the router's output_reserve_tokens */
     s->max_tool_bytes = DEFAULT_TOOL_BYTES;
     if (mem == NULL)
         return AC_OK;
@@ -133,7 +133,7 @@ static int parse_memory(ac_session *s, const json_t *mem)
     else
         return ac_err(AC_EINVAL, "memory.policy: expected \"summary\", \"tokens\" or \"last_n\" (got \"%s\")", pol);
     s->last_n = (long)ac_json_int(mem, "last_n", s->policy == AC_FIT_LAST_N ? 20 : 0);
-    s->reserve = (long)ac_json_int(mem, "output_reserve", DEFAULT_RESERVE);
+    s->reserve = (long)ac_json_int(mem, "output_reserve", 0);
     s->max_tool_bytes = (size_t)ac_json_int(mem, "max_tool_result_bytes", DEFAULT_TOOL_BYTES);
     if (ac_json_str(mem, "summary_model", NULL) &&
         (s->summary_model = ac_strdup(ac_json_str(mem, "summary_model", NULL))) == NULL)
@@ -448,6 +448,7 @@ static void turn_free(ac_turn *t)
     json_decref(t->new_models);
     ac_free(t->system);
     ac_free(t->summary);
+    ac_free(t->summary_error);
     ac_free(t->model_name);
     ac_free(t->route_model);
     json_decref(t->usage);
@@ -598,6 +599,22 @@ static long new_tokens(const ac_turn *t)
     return n;
 }
 
+/* Tokens kept for the answer: the request's max_tokens, else the larger of
+ * the session's output_reserve and the router's, capped by what the model
+ * can produce — the router's pre-call check uses the same rule. */
+static long turn_reserve(const ac_turn *t)
+{
+    long r = (long)ac_json_int(t->req, "max_completion_tokens", ac_json_int(t->req, "max_tokens", 0));
+    if (r <= 0) {
+        r = t->core->router->cfg->output_reserve;
+        if (t->s->reserve > r)
+            r = t->s->reserve;
+    }
+    if (t->model->max_output_tokens > 0 && r > t->model->max_output_tokens)
+        r = t->model->max_output_tokens;
+    return r;
+}
+
 /* The summary call's answer. */
 static void summary_done(int rc, json_t *resp, const char *errmsg, const json_t *error, void *ud);
 
@@ -645,21 +662,49 @@ static int start_summary(ac_turn *t, size_t cut)
     } else {
         sm = m;
     }
-    if (t->summary)
-        ac_buf_printf(&b, "Summary so far:\n%s\n\n", t->summary);
-    ac_buf_puts(&b, "New messages:\n");
-    for (size_t i = t->hist_start; i < t->hist_start + cut; i++) {
-        json_t *msg = t->s->cache.v[i].message;
-        json_t *c = json_object_get(msg, "content");
-        const char *role = ac_json_str(msg, "role", "?");
-        if (json_is_string(c))
-            ac_buf_printf(&b, "%s: %s\n", role, json_string_value(c));
-        else if (json_object_get(msg, "tool_calls"))
-            ac_buf_printf(&b, "%s: (called tools)\n", role);
+    {
+        /* The summariser's own request must fit its window: the answer gets
+         * a quarter of it (at most 400 tokens), and when the transcript is
+         * too long every message is shortened alike, so that none is lost. */
+        const ac_model *target = t->s->summary_model && sm != m ? sm : m;
+        long window = target->context_window, answer = 400, budget = -1;
+        size_t per_msg = (size_t)-1;
+        if (window > 0) {
+            if (answer > window / 4)
+                answer = window / 4 > 16 ? window / 4 : 16;
+            budget = window - answer - AC_REQUEST_TOKENS - 8 -
+                     ac_estimate_tokens(SUMMARY_PROMPT, strlen(SUMMARY_PROMPT)) -
+                     (t->summary ? ac_estimate_tokens(t->summary, strlen(t->summary)) + 8 : 0);
+            if (budget < (long)cut * 8)
+                budget = (long)cut * 8;
+            per_msg = (size_t)(budget * 4) / cut;
+        }
+        if (t->summary)
+            ac_buf_printf(&b, "Summary so far:\n%s\n\n", t->summary);
+        ac_buf_puts(&b, "New messages:\n");
+        for (size_t i = t->hist_start; i < t->hist_start + cut; i++) {
+            json_t *msg = t->s->cache.v[i].message;
+            json_t *c = json_object_get(msg, "content");
+            const char *role = ac_json_str(msg, "role", "?");
+            if (json_is_string(c)) {
+                size_t n = json_string_length(c), room = per_msg > 16 ? per_msg - 16 : 0;
+                const char *text = json_string_value(c);
+                if (n > room) {
+                    while (room > 0 && ((unsigned char)text[room] & 0xC0) == 0x80)
+                        room--;
+                    ac_buf_printf(&b, "%s: %.*s…\n", role, (int)room, text);
+                } else {
+                    ac_buf_printf(&b, "%s: %s\n", role, text);
+                }
+            } else if (json_object_get(msg, "tool_calls")) {
+                ac_buf_printf(&b, "%s: (called tools)\n", role);
+            }
+        }
+        req = json_pack("{s:[{s:s, s:s}, {s:s, s:s%}], s:I}", "messages", "role", "system",
+                        "content", SUMMARY_PROMPT, "role", "user", "content", b.data ? b.data : "",
+                        b.len, "max_tokens", (json_int_t)answer);
+        (void)budget;
     }
-    req = json_pack("{s:[{s:s, s:s}, {s:s, s:s%}], s:i}", "messages", "role", "system", "content",
-                    SUMMARY_PROMPT, "role", "user", "content", b.data ? b.data : "", b.len,
-                    "max_tokens", 400);
     ac_buf_free(&b);
     if (req == NULL)
         return ac_err(AC_ENOMEM, "out of memory");
@@ -681,7 +726,12 @@ static void summary_done(int rc, json_t *resp, const char *errmsg, const json_t 
         return;
     }
     if (rc != AC_OK) {
-        turn_finish(t, ac_err(rc, "summarising older messages failed: %s", errmsg), NULL);
+        /* Memory degrades, the turn does not fail: older messages are left
+         * out without a new summary, and the answer says why. */
+        t->summary_error = ac_asprintf("%s: %s", ac_strerror(rc), errmsg ? errmsg : "");
+        ac_logf(&t->core->log, AC_LOG_WARN, "session %s: summary not updated: %s", t->s->row.id,
+                t->summary_error ? t->summary_error : ac_strerror(rc));
+        turn_send(t);
         return;
     }
     text = json_string_value(json_object_get(
@@ -697,7 +747,7 @@ static void summary_done(int rc, json_t *resp, const char *errmsg, const json_t 
          * summary keeps at most a quarter of the usable window. */
         size_t len = strlen(text), cap = (size_t)-1;
         if (t->model->context_window > 0) {
-            long usable = t->model->context_window - t->s->reserve;
+            long usable = t->model->context_window - turn_reserve(t);
             cap = (size_t)(usable > 256 ? usable / 4 : 64) * 4;
         }
         if (len > cap) {
@@ -739,7 +789,9 @@ static void turn_send(ac_turn *t)
                               s->max_turn_ms), NULL);
         return;
     }
-    fixed = new_tokens(t) + (t->system ? ac_estimate_tokens(t->system, strlen(t->system)) + 4 : 0);
+    /* the same accounting as the router's pre-call check (lib/core/tokens.c) */
+    fixed = new_tokens(t) + AC_REQUEST_TOKENS + ac_tools_tokens(json_object_get(t->req, "tools")) +
+            (t->system ? 4 + ac_estimate_tokens(t->system, strlen(t->system)) : 0);
     view.v = s->cache.v + t->hist_start;
     view.n = s->cache.n - t->hist_start;
     view.cap = view.n;
@@ -747,15 +799,11 @@ static void turn_send(ac_turn *t)
     in.history = &view;
     in.fixed_tokens = fixed;
     in.window = t->model->context_window;
-    in.reserve = ac_json_int(t->req, "max_tokens",
-                             ac_json_int(t->req, "max_completion_tokens",
-                                         t->model->max_output_tokens > 0 &&
-                                                 t->model->max_output_tokens < s->reserve
-                                             ? t->model->max_output_tokens
-                                             : s->reserve));
+    in.reserve = turn_reserve(t);
     in.policy = s->policy;
     in.last_n = s->last_n;
-    in.summary_tokens = t->summary ? ac_estimate_tokens(t->summary, strlen(t->summary)) + 8 : 0;
+    /* the summary is sent as "Summary of the earlier conversation: ..." */
+    in.summary_tokens = t->summary ? 4 + 10 + ac_estimate_tokens(t->summary, strlen(t->summary)) : 0;
     ac_fit(&in, &fo);
     if (fo.overflow) {
         turn_finish(t, ac_err(AC_ECONTEXT,
@@ -766,7 +814,7 @@ static void turn_send(ac_turn *t)
                     NULL);
         return;
     }
-    if (s->policy == AC_FIT_SUMMARY && fo.dropped && !t->summary_updated) {
+    if (s->policy == AC_FIT_SUMMARY && fo.dropped && !t->summary_updated && !t->summary_error) {
         /* Summarise what no longer fits, and then some, so that the next
          * turns do not need a new summary each time: keep at most half the
          * budget verbatim. */
@@ -962,6 +1010,8 @@ static void call_done(int rc, json_t *resp, const char *errmsg, const json_t *er
     json_object_set_new(ext, "profile", t->s->row.profile ? json_string(t->s->row.profile) : json_null());
     json_object_set_new(ext, "summary_used", json_boolean(t->summary_used));
     json_object_set_new(ext, "summary_updated", json_boolean(t->summary_updated));
+    if (t->summary_error)
+        json_object_set_new(ext, "summary_error", json_string(t->summary_error));
     json_object_set(ext, "tools_run", t->tools_run);
     json_object_set(ext, "citations", t->citations);
     json_object_set_new(ext, "iterations", json_integer(t->iterations));

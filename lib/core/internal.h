@@ -120,9 +120,17 @@ int64_t ac_wall_ms(void);          /* Unix time in milliseconds */
 uint64_t ac_rand64(void);          /* thread-local xorshift, seeded once */
 double ac_rand01(void);            /* uniform in [0, 1) */
 
-/* Rough token estimate for budgeting: ceil(bytes / 4), at least 1 for
- * non-empty text. Used where no tokenizer is available. */
+/* Token estimates (lib/core/tokens.c), the one estimator for context
+ * fitting, routing checks and usage without provider counts:
+ * text ceil(bytes / 4); a message 4 + its content (an image counts
+ * AC_IMAGE_TOKENS) + 8 + name + arguments per tool call; a request the sum
+ * of its messages + AC_REQUEST_TOKENS + its tools' JSON / 4. */
+#define AC_IMAGE_TOKENS 765   /* a high-detail 1024x1024 image, as OpenAI counts it */
+#define AC_REQUEST_TOKENS 3   /* reply priming */
 long ac_estimate_tokens(const char *text, size_t len);
+long ac_content_tokens(const json_t *content);
+long ac_message_tokens(const json_t *message);
+long ac_tools_tokens(const json_t *tools);
 
 /* ---- logging ------------------------------------------------------------ */
 

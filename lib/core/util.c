@@ -93,9 +93,3 @@ void ac_logf(const ac_logger *lg, int level, const char *fmt, ...)
     va_end(ap);
     lg->fn(level, msg, lg->userdata);
 }
-
-long ac_estimate_tokens(const char *text, size_t len)
-{
-    (void)text;
-    return (long)((len + 3) / 4);
-}

@@ -63,36 +63,9 @@ void ac_session_row_clear(ac_session_row *r)
     memset(r, 0, sizeof *r);
 }
 
-static long text_tokens(const json_t *v)
-{
-    long t = 0;
-    size_t i;
-    json_t *e;
-    if (json_is_string(v))
-        return ac_estimate_tokens(json_string_value(v), json_string_length(v));
-    if (json_is_array(v)) {
-        json_array_foreach(v, i, e) {
-            const char *type = ac_json_str(e, "type", "");
-            if (strcmp(type, "text") == 0)
-                t += text_tokens(json_object_get(e, "text"));
-            else if (strcmp(type, "image_url") == 0)
-                t += 85; /* a low-detail image tile, as OpenAI counts it */
-        }
-    }
-    return t;
-}
-
 long ac_msg_tokens(const json_t *m)
 {
-    long t = 4 + text_tokens(json_object_get(m, "content"));
-    json_t *calls = json_object_get(m, "tool_calls"), *c;
-    size_t i;
-    json_array_foreach(calls, i, c) {
-        json_t *fn = json_object_get(c, "function");
-        t += 4 + text_tokens(json_object_get(fn, "name")) +
-             text_tokens(json_object_get(fn, "arguments"));
-    }
-    return t;
+    return ac_message_tokens(m);
 }
 
 static char *col_text(sqlite3_stmt *st, int i)

@@ -17,27 +17,17 @@ static const ac_field ext_fields[] = {
 
 /* ---- features -------------------------------------------------------------- */
 
-static long text_tokens(const json_t *content, unsigned *needs, long *images)
+/* What a message's content needs (vision) and how many images it has. */
+static void content_needs(const json_t *content, unsigned *needs, long *images)
 {
     size_t i;
     json_t *part;
-    long t = 0;
-    if (json_is_string(content))
-        return ac_estimate_tokens(json_string_value(content), json_string_length(content));
     json_array_foreach(content, i, part) {
-        const char *type = ac_json_str(part, "type", "");
-        if (strcmp(type, "text") == 0) {
-            json_t *tx = json_object_get(part, "text");
-            t += ac_estimate_tokens(json_string_value(tx), json_string_length(tx));
-        } else if (strcmp(type, "image_url") == 0) {
+        if (strcmp(ac_json_str(part, "type", ""), "image_url") == 0) {
             *needs |= AC_CAP_VISION;
             (*images)++;
-            t += 765;   /* a high-detail 1024x1024 image in OpenAI's accounting */
-        } else {
-            t += 256;
         }
     }
-    return t;
 }
 
 static int join_text_parts(const json_t *content, char **out)
@@ -102,9 +92,7 @@ int ac_features_read(ac_core *core, const ac_router_cfg *cfg, const json_t *req,
     tools = json_object_get(req, "tools");
     if (json_array_size(tools) > 0 || json_array_size(json_object_get(req, "functions")) > 0) {
         f->needs |= AC_CAP_TOOLS;
-        size_t n = json_dumpb(tools ? tools : json_object_get(req, "functions"), NULL, 0,
-                              JSON_COMPACT);
-        f->est_tokens += (long)(n + 3) / 4;
+        f->est_tokens += ac_tools_tokens(tools ? tools : json_object_get(req, "functions"));
     }
     rf = json_object_get(req, "response_format");
     if (json_is_object(rf)) {
@@ -114,20 +102,8 @@ int ac_features_read(ac_core *core, const ac_router_cfg *cfg, const json_t *req,
     }
     f->last_user = "";
     json_array_foreach(msgs, i, m) {
-        const json_t *content = json_object_get(m, "content");
-        const json_t *tc_calls = json_object_get(m, "tool_calls");
-        f->est_tokens += 4;
-        if (content && !json_is_null(content))
-            f->est_tokens += text_tokens(content, &f->needs, &images);
-        if (json_is_array(tc_calls)) {
-            size_t k;
-            json_t *c;
-            json_array_foreach(tc_calls, k, c) {
-                json_t *fn = json_object_get(c, "function");
-                json_t *a = json_object_get(fn, "arguments");
-                f->est_tokens += 8 + ac_estimate_tokens(json_string_value(a), json_string_length(a));
-            }
-        }
+        f->est_tokens += ac_message_tokens(m);
+        content_needs(json_object_get(m, "content"), &f->needs, &images);
     }
     for (i = json_array_size(msgs); i-- > 0;) {
         m = json_array_get(msgs, i);
@@ -143,7 +119,7 @@ int ac_features_read(ac_core *core, const ac_router_cfg *cfg, const json_t *req,
         }
         break;
     }
-    f->est_tokens += 3;
+    f->est_tokens += AC_REQUEST_TOKENS;
     return AC_OK;
 }
 
