@@ -403,10 +403,16 @@ TEST(cancelled_turn_stores_nothing)
     ac_core_close(core);
 }
 
+static char temp_dirs[16][32];
+static int ntemp_dirs;
+
+/* A database path in a new temporary directory, removed at exit. */
 static void temp_db(char *path, size_t cap)
 {
     char dir[] = "/tmp/ac-sess-XXXXXX";
     ASSERT(mkdtemp(dir) != NULL);
+    if (ntemp_dirs < 16)
+        snprintf(temp_dirs[ntemp_dirs++], sizeof temp_dirs[0], "%s", dir);
     snprintf(path, cap, "%s/agentcore.db", dir);
 }
 
@@ -768,6 +774,12 @@ static void teardown(void)
 {
     if (fake_up)
         fake_stop(&fake);
+    for (int i = 0; i < ntemp_dirs; i++) {
+        char cmd[64];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", temp_dirs[i]);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", temp_dirs[i]);
+    }
 }
 
 TEST_MAIN_WITH((th_errmsg_hook = ac_errmsg, atexit(teardown)))
