@@ -1,7 +1,8 @@
 #!/bin/sh
 # fuzz.sh BUILD_DIR SECONDS [RESULTS_DIR]: run every libFuzzer target in a
 # fuzz build (meson setup -Dfuzz=true with CC=clang-14) for SECONDS each,
-# starting from tests/fuzz/corpus/NAME when it exists. A target that finds a
+# starting from the seeds in tests/fuzz/corpus/NAME and
+# tests/providers/fuzz/corpus/NAME when they exist. A target that finds a
 # crash fails; its reproducer is left in BUILD_DIR/fuzz-artifacts/.
 set -u
 build=$1 secs=${2:-10} results=${3:-}
@@ -11,7 +12,9 @@ mkdir -p "$build/fuzz-artifacts"
 for exe in $(find "$build/tests" -maxdepth 3 -type f -name 'fuzz_*' -perm -u+x | sort); do
     name=$(basename "$exe" | sed 's/^fuzz_//')
     corpus=$(mktemp -d)
-    [ -d "$root/tests/fuzz/corpus/$name" ] && cp -r "$root/tests/fuzz/corpus/$name/." "$corpus/"
+    for seeds in "$root/tests/fuzz/corpus/$name" "$root/tests/providers/fuzz/corpus/$name"; do
+        [ -d "$seeds" ] && cp -r "$seeds/." "$corpus/"
+    done
     if ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
        "$exe" -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 \
        -artifact_prefix="$build/fuzz-artifacts/$name-" "$corpus" >"$build/fuzz-$name.log" 2>&1; then
