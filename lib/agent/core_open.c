@@ -1,5 +1,6 @@
 /* ac_core_open / ac_core_close: the configuration and everything a core owns. */
 #include "../core/core.h"
+#include "../core/db.h"
 #include "../net/http.h"
 #include "../providers/provider.h"
 #include "../router/pool.h"
@@ -217,6 +218,7 @@ AC_API void ac_core_close(ac_core *core)
     for (size_t i = 0; i < core->nproviders; i++)
         ac_provider_free(core->providers[i]);
     ac_free(core->providers);
+    ac_db_stmt_cache_clear(core);
     if (core->db)
         sqlite3_close_v2(core->db);
     ac_free(core->db_path);

@@ -353,14 +353,14 @@ static int load_history(ac_session *s)
     long long last_seq, summary_upto, from;
     int rc;
 
-    if ((rc = ac_db_prepare(db, "SELECT last_seq, summary, summary_upto FROM sessions"
-                                " WHERE id = ?1 AND tenant = ?2", &st)))
+    if ((rc = ac_db_stmt(s->core, "SELECT last_seq, summary, summary_upto FROM sessions"
+                                  " WHERE id = ?1 AND tenant = ?2", &st)))
         return rc;
     sqlite3_bind_text(st, 1, s->row.id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, s->row.tenant, -1, SQLITE_STATIC);
     rc = sqlite3_step(st);
     if (rc != SQLITE_ROW) {
-        sqlite3_finalize(st);
+        sqlite3_reset(st);
         return rc == SQLITE_DONE ? ac_err(AC_ENOTFOUND, "session \"%s\" was deleted", s->row.id)
                                  : ac_db_err(db, rc, "load session");
     }
@@ -372,7 +372,7 @@ static int load_history(ac_session *s)
         s->row.summary = sum ? ac_strdup((const char *)sum) : NULL;
         s->row.summary_upto = summary_upto;
     }
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     s->row.last_seq = last_seq;
 
     from = s->policy == AC_FIT_SUMMARY ? summary_upto : 0;
@@ -869,10 +869,10 @@ static int commit_turn(ac_turn *t)
     json_t *m;
     int rc;
 
-    if ((rc = ac_db_begin(db)))
+    if ((rc = ac_db_begin_cached(t->core)))
         return rc;
     /* another process may have added messages since we loaded */
-    if ((rc = ac_db_prepare(db, "SELECT last_seq, turns FROM sessions WHERE id = ?1 AND tenant = ?2",
+    if ((rc = ac_db_stmt(t->core, "SELECT last_seq, turns FROM sessions WHERE id = ?1 AND tenant = ?2",
                             &st)))
         goto fail;
     sqlite3_bind_text(st, 1, s->row.id, -1, SQLITE_STATIC);
@@ -883,9 +883,9 @@ static int commit_turn(ac_turn *t)
     }
     last_seq = sqlite3_column_int64(st, 0);
     turn_no = sqlite3_column_int64(st, 1) + 1;
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     st = NULL;
-    if ((rc = ac_db_prepare(db,
+    if ((rc = ac_db_stmt(t->core,
                             "INSERT INTO session_messages(session_id, seq, role, message, tokens,"
                             " model, turn, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                             &st)))
@@ -911,9 +911,9 @@ static int commit_turn(ac_turn *t)
             goto fail;
         }
     }
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     st = NULL;
-    if ((rc = ac_db_prepare(db,
+    if ((rc = ac_db_stmt(t->core,
                             "UPDATE sessions SET last_seq = ?3, msg_count = msg_count + ?4,"
                             " turns = ?5, updated_ms = ?6,"
                             " summary = CASE WHEN ?7 THEN ?8 ELSE summary END,"
@@ -934,12 +934,12 @@ static int commit_turn(ac_turn *t)
         rc = ac_db_err(db, rc, "update session");
         goto fail;
     }
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
     st = NULL;
     /* the usage rows of this turn's upstream calls go in the same transaction */
     if ((rc = ac_ledger_flush(t->core)))
         goto fail;
-    if ((rc = ac_db_commit(db)))
+    if ((rc = ac_db_commit_cached(t->core)))
         goto fail;
     s->row.last_seq = last_seq + (long long)json_array_size(t->new_msgs);
     s->row.msg_count += (long long)json_array_size(t->new_msgs);
@@ -952,7 +952,8 @@ static int commit_turn(ac_turn *t)
     cache_after_commit(t, last_seq + 1);
     return AC_OK;
 fail:
-    sqlite3_finalize(st);
+    if (st)
+        sqlite3_reset(st);
     ac_db_rollback(db);
     return rc;
 }

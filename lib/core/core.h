@@ -38,6 +38,7 @@ struct ac_core {
 
     char *db_path;
     sqlite3 *db;
+    struct { const char *sql; sqlite3_stmt *st; } stmts[32]; /* ac_db_stmt's cache */
     int busy_timeout_ms;
 
     ac_http_defaults http_defaults;

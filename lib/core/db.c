@@ -117,3 +117,58 @@ fail:
     ac_db_rollback(db);
     return rc;
 }
+
+int ac_db_stmt(ac_core *core, const char *sql, sqlite3_stmt **out)
+{
+    size_t i, n = AC_ARRAY_LEN(core->stmts);
+    int rc;
+    for (i = 0; i < n && core->stmts[i].sql; i++)
+        if (core->stmts[i].sql == sql) {
+            sqlite3_reset(core->stmts[i].st);
+            sqlite3_clear_bindings(core->stmts[i].st);
+            *out = core->stmts[i].st;
+            return AC_OK;
+        }
+    if ((rc = ac_db_prepare(core->db, sql, out)))
+        return rc;
+    if (i < n) {
+        core->stmts[i].sql = sql;
+        core->stmts[i].st = *out;
+    } else {
+        /* full: replace the last slot (the hot statements came first) */
+        sqlite3_finalize(core->stmts[n - 1].st);
+        core->stmts[n - 1].sql = sql;
+        core->stmts[n - 1].st = *out;
+    }
+    return AC_OK;
+}
+
+void ac_db_stmt_cache_clear(ac_core *core)
+{
+    for (size_t i = 0; i < AC_ARRAY_LEN(core->stmts); i++) {
+        sqlite3_finalize(core->stmts[i].st);
+        core->stmts[i].sql = NULL;
+        core->stmts[i].st = NULL;
+    }
+}
+
+static int step_done(ac_core *core, const char *sql, const char *what)
+{
+    sqlite3_stmt *st;
+    int rc = ac_db_stmt(core, sql, &st);
+    if (rc)
+        return rc;
+    rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    return rc == SQLITE_DONE ? AC_OK : ac_db_err(core->db, rc, what);
+}
+
+int ac_db_begin_cached(ac_core *core)
+{
+    return step_done(core, "BEGIN IMMEDIATE", "begin transaction");
+}
+
+int ac_db_commit_cached(ac_core *core)
+{
+    return step_done(core, "COMMIT", "commit");
+}

@@ -28,4 +28,14 @@ int ac_db_exec(sqlite3 *db, const char *sql, const char *what);
 /* Prepare a statement; AC_ESTORAGE with the SQL error on failure. */
 int ac_db_prepare(sqlite3 *db, const char *sql, sqlite3_stmt **out);
 
+/* A cached prepared statement of the core's database, for hot paths. sql
+ * must be a string literal (the cache is keyed by its address). The
+ * statement comes back reset with its bindings cleared; do not finalize it.
+ * Finalized by ac_db_stmt_cache_clear() (at ac_core_close). */
+int ac_db_stmt(ac_core *core, const char *sql, sqlite3_stmt **out);
+void ac_db_stmt_cache_clear(ac_core *core);
+/* BEGIN IMMEDIATE / COMMIT with cached statements. */
+int ac_db_begin_cached(ac_core *core);
+int ac_db_commit_cached(ac_core *core);
+
 #endif
