@@ -775,7 +775,7 @@ static void teardown(void)
     if (fake_up)
         fake_stop(&fake);
     for (int i = 0; i < ntemp_dirs; i++) {
-        char cmd[sizeof temp_dirs[0] + 16];
+        char cmd[600];
         snprintf(cmd, sizeof cmd, "rm -rf %s", temp_dirs[i]);
         if (system(cmd) != 0)
             fprintf(stderr, "could not remove %s\n", temp_dirs[i]);
