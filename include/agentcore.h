@@ -32,7 +32,11 @@
  *               tagged userdata
  *     userdata  opaque pointer handed back to the callbacks unchanged
  *   and "@return" / "@thread" lines say what comes back and from which
- *   thread the function may be called.
+ *   thread the function may be called. A function returning int whose
+ *   @return line names AC_OK returns a status code (AC_OK or AC_E*).
+ *   Callback typedefs are documented in the comment above them: who
+ *   allocates what they fill in, what their return value means, and the
+ *   thread they run on.
  *
  * Threading
  *   Each ac_core is bound to one libuv loop: its own (synchronous calls run
@@ -171,7 +175,7 @@ AC_API int ac_core_open(const char *config_json, ac_core **out);
  * @param config_json (in, nullable) the configuration, as for ac_core_open()
  * @param uv_loop (in) the host's uv_loop_t
  * @param out (out, handle) receives the core; close with ac_core_close()
- * @return as ac_core_open()
+ * @return AC_OK or an error as for ac_core_open()
  * @thread the loop's thread
  */
 AC_API int ac_core_open_on_loop(const char *config_json, void *uv_loop, ac_core **out);

@@ -38,5 +38,8 @@ fi
 echo "== go test (fake upstream)"
 (cd tests/fakes/upstream && go test -json ./... >"$results/go-fake.json" 2>"$results/go-fake.err") || status=1
 
+echo "== bindings (generator check, Python, Go)"
+sh tests/bindings/run.sh build "$results" || status=1
+
 python3 scripts/summarize.py "$results" || status=1
 exit $status

@@ -1,0 +1,3 @@
+module github.com/libagentcore/agentcore-go
+
+go 1.22
