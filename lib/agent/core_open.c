@@ -274,6 +274,10 @@ AC_API int ac_core_config(ac_core *core, char **out)
         return ac_err(AC_ENOMEM, "out of memory");
     if (json_is_string(json_object_get(core->config, "default_model")))
         json_object_set(cfg, "default_model", json_object_get(core->config, "default_model"));
+    /* sections with no secrets, as given */
+    for (const char *const *k = (const char *const[]){"router", "profiles", NULL}; *k; k++)
+        if (json_object_get(core->config, *k))
+            json_object_set(cfg, *k, json_object_get(core->config, *k));
     s = ac_json_dump(cfg);
     json_decref(cfg);
     if (s == NULL)
