@@ -142,7 +142,17 @@ static int on_chunk(const json_t *chunk, void *ud)
     int rc;
     if (c->stream_cb == NULL)
         return 0;
-    text = ac_json_dump(chunk);
+    {
+        /* chunks name the model the caller asked for, as the answer does */
+        json_t *copy = json_copy((json_t *)chunk);
+        if (copy == NULL) {
+            set_abort(c, ac_err(AC_ENOMEM, "out of memory"));
+            return AC_ENOMEM;
+        }
+        json_object_set_new(copy, "model", json_string(c->model_name));
+        text = ac_json_dump(copy);
+        json_decref(copy);
+    }
     if (text == NULL) {
         set_abort(c, AC_ENOMEM);
         return AC_ENOMEM;

@@ -47,6 +47,7 @@ struct ac_session {
     long long cache_from;     /* messages with seq <= this are not cached */
     long long cache_upto;     /* the session's last_seq when cached */
     int closed;               /* ac_session_close was called while a turn ran */
+    int in_done;              /* the turn's done_cb is running */
     struct ac_session *next;  /* in core->sessions */
 };
 
@@ -481,8 +482,10 @@ static void turn_finish(ac_turn *t, int rc, json_t *response)
     core->calls_in_flight--;
     if (t->done_cb) {
         core->in_callback++;
+        s->in_done = 1; /* ac_session_close from inside done_cb is deferred */
         ac_err(rc, "%s", msg);
         t->done_cb(rc, text, rc == AC_OK ? NULL : msg, t->done_ud);
+        s->in_done = 0;
         core->in_callback--;
     }
     ac_free(text);
@@ -1310,6 +1313,11 @@ AC_API void ac_session_close(ac_session *session)
 {
     if (session == NULL)
         return;
+    if (session->in_done) {
+        /* called from the turn's own done_cb: freed when it returns */
+        session->closed = 1;
+        return;
+    }
     if (session->turn) {
         /* the turn ends later on the loop; it frees the session then */
         session->closed = 1;

@@ -50,7 +50,9 @@ json_t *ac_json_parse(const char *text, size_t len, const char *what, size_t fla
 
 char *ac_json_dump(const json_t *v)
 {
-    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    /* 10 significant digits: latencies and costs print as 0.614, not
+     * 0.61399999999999999, and formatting is cheaper */
+    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(10));
     char *r;
     if (s == NULL) {
         ac_err(AC_ENOMEM, "out of memory encoding JSON");

@@ -348,6 +348,7 @@ TEST(fork_export_update_delete_and_prune)
 
 struct async_result {
     int done, rc;
+    ac_session *session;
 };
 
 static void on_done(int rc, const char *resp, const char *err, void *ud)
@@ -363,7 +364,7 @@ TEST(two_turns_on_one_session_are_serialised_with_ebusy)
 {
     ac_core *core;
     ac_session *s;
-    struct async_result r1 = {0, 0}, r2 = {0, 0};
+    struct async_result r1 = {0, 0, NULL}, r2 = {0, 0, NULL};
     char *resp = NULL;
     need_fake();
     core = open_core(NULL);
@@ -388,7 +389,7 @@ TEST(cancelled_turn_stores_nothing)
     ac_core *core;
     ac_session *s;
     ac_call *call = NULL;
-    struct async_result r = {0, 0};
+    struct async_result r = {0, 0, NULL};
     need_fake();
     core = open_core(NULL);
     ASSERT_OK(ac_session_open(core, NULL, NULL, &s));
@@ -407,6 +408,54 @@ static char temp_dirs[16][32];
 static int ntemp_dirs;
 
 /* A database path in a new temporary directory, removed at exit. */
+static void close_in_done(int rc, const char *resp, const char *err, void *ud)
+{
+    struct async_result *r = ud;
+    (void)resp;
+    (void)err;
+    r->done = 1;
+    r->rc = rc;
+    ac_session_close(r->session);   /* from inside the turn's own callback */
+}
+
+TEST(session_closed_from_its_turns_done_callback_is_freed_safely)
+{
+    ac_core *core;
+    struct async_result r = {0, 0, NULL};
+    need_fake();
+    core = open_core(NULL);
+    ASSERT_OK(ac_session_open(core, NULL, NULL, &r.session));
+    ASSERT_OK(ac_session_chat_async(r.session, "{\"messages\":[{\"role\":\"user\",\"content\":\"bye\"}]}",
+                                    NULL, close_in_done, &r, NULL));
+    ASSERT_OK(ac_core_run(core));
+    ASSERT(r.done && r.rc == AC_OK);
+    ac_core_close(core);
+}
+
+static int chunk_names_alias(const char *chunk, void *ud)
+{
+    if (strstr(chunk, "\"model\":\"m\"") == NULL)
+        (*(int *)ud)++;
+    return 0;
+}
+
+TEST(stream_chunks_name_the_model_alias_not_the_upstream_id)
+{
+    ac_core *core;
+    ac_session *s;
+    char *resp = NULL;
+    int wrong = 0;
+    need_fake();
+    core = open_core(NULL);
+    ASSERT_OK(ac_session_open(core, NULL, NULL, &s));
+    ASSERT_OK(ac_session_chat(s, "{\"messages\":[{\"role\":\"user\",\"content\":\"name it\"}]}",
+                              chunk_names_alias, &wrong, &resp));
+    ASSERT_EQ_INT(0, wrong);
+    ac_free(resp);
+    ac_session_close(s);
+    ac_core_close(core);
+}
+
 static void temp_db(char *path, size_t cap)
 {
     char dir[] = "/tmp/ac-sess-XXXXXX";
