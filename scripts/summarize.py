@@ -82,12 +82,23 @@ def gotest(path):
     return p, f, names
 
 
+PYTEST = re.compile(r"^=*\s*(.*\b(?:passed|failed|error|errors|no tests ran)\b.*?)\s*=*$", re.M)
+
+
 def counts(path):
     with open(path) as fh:
-        m = LINE.findall(fh.read())
-    if not m:
-        return 0, 1, [os.path.basename(path)]
-    return int(m[-1][0]), int(m[-1][1]), []
+        text = fh.read()
+    m = LINE.findall(text)
+    if m:
+        return int(m[-1][0]), int(m[-1][1]), []
+    # pytest's own summary: "56 passed, 1 skipped in 5.00s", "2 failed, 3 passed"
+    lines = PYTEST.findall(text)
+    if lines:
+        last = lines[-1]
+        get = lambda word: sum(int(n) for n in re.findall(r"(\d+) " + word + r"\b", last))
+        failed = get("failed") + get("errors?")
+        return get("passed"), failed, ([os.path.basename(path)] if failed else [])
+    return 0, 1, [os.path.basename(path)]
 
 
 def main():

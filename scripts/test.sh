@@ -41,5 +41,8 @@ echo "== go test (fake upstream)"
 echo "== bindings (generator check, Python, Go)"
 sh tests/bindings/run.sh build "$results" || status=1
 
+echo "== gateway (Python and Node OpenAI SDKs, spec validation, curl-level paths)"
+sh tests/gateway/run.sh build "$results" || status=1
+
 python3 scripts/summarize.py "$results" || status=1
 exit $status
