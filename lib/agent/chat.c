@@ -6,6 +6,7 @@
  * on the core's loop; the synchronous forms run that loop until done. */
 #include "chat.h"
 #include "request.h"
+#include "../core/sync.h"
 #include "../net/http.h"
 #include "../providers/provider.h"
 #include "../router/pool.h"
@@ -553,77 +554,27 @@ AC_API int ac_embed_async(ac_core *core, const char *request_json, ac_done_fn do
 
 /* ---- synchronous forms --------------------------------------------------- */
 
-struct sync_wait {
-    int done;
-    int rc;
-    char *response;
-    char *errmsg;
-};
-
-static void sync_done(int status, const char *response_json, const char *errmsg, void *ud)
-{
-    struct sync_wait *w = ud;
-    w->done = 1;
-    w->rc = status;
-    w->response = response_json ? ac_strdup(response_json) : NULL;
-    w->errmsg = errmsg ? ac_strdup(errmsg) : NULL;
-    if (status == AC_OK && w->response == NULL)
-        w->rc = AC_ENOMEM;
-}
-
-static int sync_allowed(ac_core *core, char **response_json)
-{
-    ac_err_clear();
-    if (response_json == NULL)
-        return ac_err(AC_EINVAL, "response_json is NULL");
-    *response_json = NULL;
-    if (core == NULL)
-        return ac_err(AC_EINVAL, "core is NULL");
-    if (!core->owns_loop)
-        return ac_err(AC_EBUSY,
-                      "synchronous call on a core opened on a host loop: use the _async form");
-    if (core->in_sync || core->in_callback)
-        return ac_err(AC_EBUSY, "synchronous call from inside a callback of a running call");
-    return AC_OK;
-}
-
-static int sync_wait_for(ac_core *core, struct sync_wait *w, char **response_json)
-{
-    core->in_sync++;
-    while (!w->done)
-        uv_run(core->loop, UV_RUN_ONCE);
-    core->in_sync--;
-    if (w->rc == AC_OK) {
-        *response_json = w->response;
-    } else {
-        ac_err(w->rc, "%s", w->errmsg ? w->errmsg : ac_strerror(w->rc));
-        ac_free(w->response);
-    }
-    ac_free(w->errmsg);
-    return w->rc;
-}
-
 AC_API int ac_chat(ac_core *core, const char *request_json, ac_stream_fn stream_cb,
                    void *userdata, char **response_json)
 {
-    struct sync_wait w = {0, 0, NULL, NULL};
-    int rc = sync_allowed(core, response_json);
-    if (rc == AC_OK)
-        rc = chat_start_text(core, request_json, stream_cb, userdata, sync_done, &w, NULL);
-    if (rc)
+    ac_sync w = AC_SYNC_INIT;
+    int rc;
+    ac_err_clear();
+    if ((rc = ac_sync_check(core, "ac_chat", response_json)) ||
+        (rc = chat_start_text(core, request_json, stream_cb, userdata, ac_sync_done, &w, NULL)))
         return rc;
-    return sync_wait_for(core, &w, response_json);
+    return ac_sync_wait(core, &w, response_json);
 }
 
 AC_API int ac_embed(ac_core *core, const char *request_json, char **response_json)
 {
-    struct sync_wait w = {0, 0, NULL, NULL};
-    int rc = sync_allowed(core, response_json);
-    if (rc == AC_OK)
-        rc = embed_start_text(core, request_json, sync_done, &w, NULL);
-    if (rc)
+    ac_sync w = AC_SYNC_INIT;
+    int rc;
+    ac_err_clear();
+    if ((rc = ac_sync_check(core, "ac_embed", response_json)) ||
+        (rc = embed_start_text(core, request_json, ac_sync_done, &w, NULL)))
         return rc;
-    return sync_wait_for(core, &w, response_json);
+    return ac_sync_wait(core, &w, response_json);
 }
 
 AC_API int ac_core_run(ac_core *core)

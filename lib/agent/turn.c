@@ -9,6 +9,7 @@
 #include "turn.h"
 #include "chat.h"
 #include "request.h"
+#include "../core/sync.h"
 #include "../router/pool.h"
 #include "../router/router.h"
 #include "../memory/store.h"
@@ -1258,55 +1259,22 @@ AC_API int ac_session_chat_async(ac_session *session, const char *request_json,
     return turn_start(session, request_json, stream_cb, userdata, done_cb, userdata, out);
 }
 
-struct turn_wait {
-    int done, rc;
-    char *response;
-    char *errmsg;
-};
-
-static void turn_wait_done(int status, const char *response_json, const char *errmsg, void *ud)
-{
-    struct turn_wait *w = ud;
-    w->done = 1;
-    w->rc = status;
-    w->response = response_json ? ac_strdup(response_json) : NULL;
-    w->errmsg = errmsg ? ac_strdup(errmsg) : NULL;
-    if (status == AC_OK && w->response == NULL)
-        w->rc = AC_ENOMEM;
-}
-
 AC_API int ac_session_chat(ac_session *session, const char *request_json, ac_stream_fn stream_cb,
                            void *userdata, char **response_json)
 {
-    struct turn_wait w = {0, 0, NULL, NULL};
-    ac_core *core;
+    ac_sync w = AC_SYNC_INIT;
     int rc;
 
     ac_err_clear();
-    if (response_json == NULL)
-        return ac_err(AC_EINVAL, "response_json is NULL");
-    *response_json = NULL;
-    if (session == NULL)
-        return ac_err(AC_EINVAL, "session is NULL");
-    core = session->core;
-    if (!core->owns_loop)
-        return ac_err(AC_EBUSY, "synchronous call on a core opened on a host loop: use ac_session_chat_async");
-    if (core->in_sync || core->in_callback)
-        return ac_err(AC_EBUSY, "synchronous call from inside a callback of a running call");
-    if ((rc = turn_start(session, request_json, stream_cb, userdata, turn_wait_done, &w, NULL)))
-        return rc;
-    core->in_sync++;
-    while (!w.done)
-        uv_run(core->loop, UV_RUN_ONCE);
-    core->in_sync--;
-    if (w.rc == AC_OK) {
-        *response_json = w.response;
-    } else {
-        ac_err(w.rc, "%s", w.errmsg ? w.errmsg : ac_strerror(w.rc));
-        ac_free(w.response);
+    if (session == NULL) {
+        if (response_json)
+            *response_json = NULL;
+        return ac_err(AC_EINVAL, "ac_session_chat: session is NULL");
     }
-    ac_free(w.errmsg);
-    return w.rc;
+    if ((rc = ac_sync_check(session->core, "ac_session_chat", response_json)) ||
+        (rc = turn_start(session, request_json, stream_cb, userdata, ac_sync_done, &w, NULL)))
+        return rc;
+    return ac_sync_wait(session->core, &w, response_json);
 }
 
 AC_API void ac_session_close(ac_session *session)

@@ -1,6 +1,7 @@
 /* The router's public functions, its per-core state, the clock hook and the
  * random source. */
 #include "router.h"
+#include "../core/sync.h"
 #include "../agent/request.h"
 
 #include <string.h>
@@ -315,57 +316,22 @@ AC_API int ac_router_chat_async(ac_router *router, const char *request_json, ac_
     return chat_start(router, request_json, stream_cb, userdata, done_cb, userdata, out);
 }
 
-struct sync_wait {
-    int done;
-    int rc;
-    char *response;
-    char *errmsg;
-};
-
-static void sync_done(int status, const char *response_json, const char *errmsg, void *ud)
-{
-    struct sync_wait *w = ud;
-    w->done = 1;
-    w->rc = status;
-    w->response = response_json ? ac_strdup(response_json) : NULL;
-    w->errmsg = errmsg ? ac_strdup(errmsg) : NULL;
-    if (status == AC_OK && w->response == NULL)
-        w->rc = AC_ENOMEM;
-}
-
 AC_API int ac_router_chat(ac_router *router, const char *request_json, ac_stream_fn stream_cb,
                           void *userdata, char **response_json)
 {
-    struct sync_wait w = {0, 0, NULL, NULL};
-    ac_core *core;
+    ac_sync w = AC_SYNC_INIT;
     int rc;
 
     ac_err_clear();
-    if (response_json == NULL)
-        return ac_err(AC_EINVAL, "ac_router_chat: response_json is NULL");
-    *response_json = NULL;
-    if (router == NULL || router->closed)
+    if (router == NULL || router->closed) {
+        if (response_json)
+            *response_json = NULL;
         return ac_err(AC_EINVAL, "ac_router_chat: router is NULL or closed");
-    core = router->core;
-    if (!core->owns_loop)
-        return ac_err(AC_EBUSY,
-                      "synchronous call on a core opened on a host loop: use ac_router_chat_async");
-    if (core->in_sync || core->in_callback)
-        return ac_err(AC_EBUSY, "synchronous call from inside a callback of a running call");
-    if ((rc = chat_start(router, request_json, stream_cb, userdata, sync_done, &w, NULL)))
-        return rc;
-    core->in_sync++;
-    while (!w.done)
-        uv_run(core->loop, UV_RUN_ONCE);
-    core->in_sync--;
-    if (w.rc == AC_OK) {
-        *response_json = w.response;
-    } else {
-        ac_err(w.rc, "%s", w.errmsg ? w.errmsg : ac_strerror(w.rc));
-        ac_free(w.response);
     }
-    ac_free(w.errmsg);
-    return w.rc;
+    if ((rc = ac_sync_check(router->core, "ac_router_chat", response_json)) ||
+        (rc = chat_start(router, request_json, stream_cb, userdata, ac_sync_done, &w, NULL)))
+        return rc;
+    return ac_sync_wait(router->core, &w, response_json);
 }
 
 AC_API int ac_router_last_error(ac_router *router, char **error_json)
