@@ -356,18 +356,21 @@ static int finish_vec(ac_hashemb *e, float *out)
         } else {
             const unsigned char *wp = (const unsigned char *)e->arena + s->word;
             size_t n = wp[0], pn = n + 2;
-            unsigned char pad[AC_WORD_MAX + 2];
+            unsigned char pad[AC_WORD_MAX + 16];
             put(aw, dim, s->key, v);
             pad[0] = '<';
             memcpy(pad + 1, wp + 1, n);
             pad[n + 1] = '>';
-            for (size_t g = 3; g <= 5 && g <= pn; g++) {
-                uint64_t seed = 0xC2B2AE3D27D4EB4FULL * g;
-                for (size_t k = 0; k + g <= pn; k++) {
-                    uint64_t x = 0;
-                    memcpy(&x, pad + k, g);
-                    put(ac, dim, mix64(x ^ seed), v);
-                }
+            memset(pad + pn, 0, 8);
+            /* the 3-, 4- and 5-byte n-grams starting at k, from one load */
+            for (size_t k = 0; k + 3 <= pn; k++) {
+                uint64_t x;
+                memcpy(&x, pad + k, 8);
+                put(ac, dim, mix64((x & 0xFFFFFFULL) ^ 0x3C6EF372FE94F82BULL), v);
+                if (k + 4 <= pn)
+                    put(ac, dim, mix64((x & 0xFFFFFFFFULL) ^ 0xA54FF53A5F1D36F1ULL), v);
+                if (k + 5 <= pn)
+                    put(ac, dim, mix64((x & 0xFFFFFFFFFFULL) ^ 0x510E527FADE682D1ULL), v);
             }
         }
         s->key = 0;

@@ -630,6 +630,8 @@ static int remote_embed_batch(ac_store *s, char **texts, size_t n, int in_txn)
     s->stats.embed_computed += (long long)n;
     if (s->dim == 0)
         s->dim = dim; /* learned; persisted by the write transaction */
+    if (!sqlite3_get_autocommit(s->db))
+        in_txn = 1; /* the caller's transaction holds the cache rows too */
     if (!in_txn && (rc = ac_db_begin(s->db)))
         goto done;
     for (size_t i = 0; i < n; i++) {

@@ -73,6 +73,8 @@ struct ac_store {
     int index_exact;            /* untrained (too few vectors): exact scans instead */
     long long train_min;        /* vectors needed to train (IVF/PQ), 0: no training */
     int can_remove;             /* the index kind supports remove_ids */
+    float *mean;                /* the index holds x - mean (see store_index.c); dim floats */
+    long long mean_n;           /* vectors the mean was taken from (0: mean is zero) */
 
     /* query IDF cache: word -> document frequency */
     ac_idf_entry *idf;

@@ -10,7 +10,20 @@
  * between the two renames, corruption, another dimension or factory, a
  * generation newer than the database) is ignored and the index is rebuilt
  * from SQLite. A file older than the database is caught up: the chunks
- * written since its generation are added. */
+ * written since its generation are added.
+ *
+ * Centering: the index holds x - m, where m is the mean of (a sample of)
+ * the store's vectors when the index was built; the query is not changed.
+ * For every chunk q.(x - m) = q.x - q.m, and q.m is the same for all of
+ * them, so the ranking is exactly that of q.x (and q.m is added back to
+ * report q.x). What changes is the geometry the ANN graph is built on:
+ * text vectors share a large common direction (function words weigh the
+ * same in every chunk, since chunk vectors carry no IDF), which made HNSW
+ * several times slower to build and much less accurate at the same
+ * efSearch; without it the graph sees the differences between chunks. The
+ * mean is stored with the index (in its meta file) and recomputed at every
+ * full build; an index whose mean came from few vectors is rebuilt once
+ * the store has grown fourfold. */
 #include "store.h"
 
 #include <faiss/c_api/AutoTune_c.h>
@@ -34,6 +47,7 @@
 #define DEFAULT_EF_SEARCH 128
 #define DEFAULT_NPROBE 16
 #define TRAIN_SAMPLE_MAX 100000
+#define MEAN_SAMPLE_MAX 20000
 
 static int faiss_fail(int code, const char *what)
 {
@@ -131,6 +145,9 @@ void ac__store_index_free(ac_store *s)
     if (s->index)
         faiss_Index_free((FaissIndex *)s->index);
     s->index = NULL;
+    ac_free(s->mean);
+    s->mean = NULL;
+    s->mean_n = 0;
     s->index_gen = -1;
     s->index_exact = 0;
 }
@@ -176,6 +193,9 @@ static int add_from_db(ac_store *s, FaissIndex *idx, long long after, long long 
             }
             b.ids[b.n] = sqlite3_column_int64(q, 0);
             memcpy(b.x + b.n * (size_t)s->dim, sqlite3_column_blob(q, 1), vbytes);
+            if (s->mean)
+                for (int k = 0; k < s->dim; k++)
+                    b.x[b.n * (size_t)s->dim + (size_t)k] -= s->mean[k];
             b.n++;
         } else if (st != SQLITE_DONE) {
             rc = ac_db_err(s->db, st, "read embeddings");
@@ -221,6 +241,9 @@ static int train_from_db(ac_store *s, FaissIndex *idx, long long live)
         if ((size_t)sqlite3_column_bytes(q, 0) != vbytes)
             continue;
         memcpy(x + (size_t)n * (size_t)s->dim, sqlite3_column_blob(q, 0), vbytes);
+        if (s->mean)
+            for (int k = 0; k < s->dim; k++)
+                x[(size_t)n * (size_t)s->dim + (size_t)k] -= s->mean[k];
         n++;
     }
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
@@ -238,6 +261,56 @@ done:
     return rc;
 }
 
+/* The mean of a random sample of the store's vectors into s->mean. */
+static int compute_mean(ac_store *s)
+{
+    sqlite3_stmt *q = NULL;
+    double *acc = ac_calloc((size_t)s->dim, sizeof *acc);
+    long long n = 0;
+    size_t vbytes = (size_t)s->dim * sizeof(float);
+    int rc;
+    if (acc == NULL)
+        return ac_err(AC_ENOMEM, "out of memory");
+    if ((rc = ac_db_prepare(s->db,
+                            "SELECT embedding FROM store_chunks WHERE id IN ("
+                            " SELECT id FROM store_chunks WHERE store_id = ?1"
+                            " ORDER BY random() LIMIT ?2)",
+                            &q)))
+        goto done;
+    sqlite3_bind_int64(q, 1, s->id);
+    sqlite3_bind_int64(q, 2, MEAN_SAMPLE_MAX);
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        const float *v = sqlite3_column_blob(q, 0);
+        if ((size_t)sqlite3_column_bytes(q, 0) != vbytes)
+            continue;
+        for (int k = 0; k < s->dim; k++)
+            acc[k] += v[k];
+        n++;
+    }
+    if (rc != SQLITE_DONE) {
+        rc = ac_db_err(s->db, rc, "read vectors for their mean");
+        goto done;
+    }
+    ac_free(s->mean);
+    s->mean = NULL;
+    s->mean_n = 0;
+    if (n > 0) {
+        s->mean = ac_malloc(vbytes);
+        if (s->mean == NULL) {
+            rc = ac_err(AC_ENOMEM, "out of memory");
+            goto done;
+        }
+        for (int k = 0; k < s->dim; k++)
+            s->mean[k] = (float)(acc[k] / (double)n);
+        s->mean_n = n;
+    }
+    rc = AC_OK;
+done:
+    sqlite3_finalize(q);
+    ac_free(acc);
+    return rc;
+}
+
 /* Build the index from scratch, inside the caller's read transaction. */
 static int build(ac_store *s, const ac_store_state *st)
 {
@@ -248,6 +321,10 @@ static int build(ac_store *s, const ac_store_state *st)
     ac__store_index_free(s);
     if ((rc = new_index(s->factory, s->index_params, s->dim, &idx)))
         return rc;
+    if ((rc = compute_mean(s))) {
+        faiss_Index_free(idx);
+        return rc;
+    }
     s->can_remove = strstr(s->factory, "HNSW") == NULL && strstr(s->factory, "NSG") == NULL;
     s->train_min = 0;
     if (!faiss_Index_is_trained(idx)) {
@@ -309,18 +386,28 @@ static uint64_t file_hash(const char *path, long long *size)
 }
 
 typedef struct index_meta {
-    long long store, gen, size;
+    long long store, gen, size, mean_n;
     int dim;
     uint64_t hash;
     char factory[256];
+    float *mean; /* dim floats when mean_n > 0 (ac_malloc) */
 } index_meta;
 
-static int read_meta(const char *path, index_meta *m)
+static int hexval(int c)
 {
-    char *mp = ac_asprintf("%s.meta", path);
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* The meta file: one line
+ *   agentcore-faiss 2 store=S gen=G dim=D size=B hash=H factory=F mean_n=N mean=X
+ * where X is D float32 bit patterns as 8 hex digits each (nothing when N is 0). */
+static int read_meta(const char *path, index_meta *m, int want_mean)
+{
+    char *mp = ac_asprintf("%s.meta", path), *buf = NULL;
     FILE *f;
-    int ok;
+    int ok = 0, pos = 0;
     unsigned long long h;
+    long len;
     memset(m, 0, sizeof *m);
     if (mp == NULL)
         return 0;
@@ -328,9 +415,42 @@ static int read_meta(const char *path, index_meta *m)
     ac_free(mp);
     if (f == NULL)
         return 0;
-    ok = fscanf(f, "agentcore-faiss 1 store=%lld gen=%lld dim=%d size=%lld hash=%llx factory=%255s",
-                &m->store, &m->gen, &m->dim, &m->size, &h, m->factory) == 6;
+    if (fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) <= 0 || len > 1 << 20 ||
+        fseek(f, 0, SEEK_SET) != 0 || (buf = ac_malloc((size_t)len + 1)) == NULL ||
+        fread(buf, 1, (size_t)len, f) != (size_t)len)
+        goto done;
+    buf[len] = '\0';
+    if (sscanf(buf,
+               "agentcore-faiss 2 store=%lld gen=%lld dim=%d size=%lld hash=%llx factory=%255s "
+               "mean_n=%lld mean=%n",
+               &m->store, &m->gen, &m->dim, &m->size, &h, m->factory, &m->mean_n, &pos) != 7 ||
+        pos == 0 || m->dim <= 0 || m->dim > 65536)
+        goto done;
     m->hash = h;
+    if (want_mean && m->mean_n > 0) {
+        const char *p = buf + pos;
+        if ((long)strlen(p) < (long)m->dim * 8)
+            goto done;
+        m->mean = ac_malloc((size_t)m->dim * sizeof *m->mean);
+        if (m->mean == NULL)
+            goto done;
+        for (int k = 0; k < m->dim; k++) {
+            uint32_t bits = 0;
+            for (int j = 0; j < 8; j++) {
+                int v = hexval(p[8 * k + j]);
+                if (v < 0) {
+                    ac_free(m->mean);
+                    m->mean = NULL;
+                    goto done;
+                }
+                bits = bits << 4 | (uint32_t)v;
+            }
+            memcpy(&m->mean[k], &bits, sizeof bits);
+        }
+    }
+    ok = 1;
+done:
+    ac_free(buf);
     fclose(f);
     return ok;
 }
@@ -398,7 +518,7 @@ static int try_load(ac_store *s, const ac_store_state *st)
     if (s->index_path == NULL || stat(s->index_path, &sb) != 0)
         return 0;
     fd = lock_file(s->index_path, LOCK_SH);
-    if (!read_meta(s->index_path, &m) || m.store != s->id || m.dim != s->dim ||
+    if (!read_meta(s->index_path, &m, 1) || m.store != s->id || m.dim != s->dim ||
         strcmp(m.factory, s->factory) != 0 || m.gen > st->gen)
         goto done;
     h = file_hash(s->index_path, &size);
@@ -415,6 +535,9 @@ static int try_load(ac_store *s, const ac_store_state *st)
     }
     ac__store_index_free(s);
     s->index = (struct FaissIndex_H *)idx;
+    s->mean = m.mean;
+    s->mean_n = m.mean ? m.mean_n : 0;
+    m.mean = NULL;
     s->index_gen = m.gen;
     s->saved_gen = m.gen;
     s->added_since_save = 0;
@@ -424,6 +547,7 @@ static int try_load(ac_store *s, const ac_store_state *st)
     ok = 1;
 done:
     unlock_file(fd);
+    ac_free(m.mean);
     if (!ok)
         s->stats.index_load_rejects++;
     return ok;
@@ -443,7 +567,7 @@ int ac__store_index_save(ac_store *s)
     fd = lock_file(s->index_path, LOCK_EX);
     if (fd < 0)
         return ac_err(AC_EIO, "index file \"%s\": cannot lock: %s", s->index_path, strerror(errno));
-    if (read_meta(s->index_path, &old) && old.store == s->id && old.gen > s->index_gen &&
+    if (read_meta(s->index_path, &old, 0) && old.store == s->id && old.gen > s->index_gen &&
         strcmp(old.factory, s->factory) == 0 && old.dim == s->dim)
         goto done; /* another writer saved a newer index */
     tmp = ac_asprintf("%s.tmp.%ld", s->index_path, (long)getpid());
@@ -465,9 +589,23 @@ int ac__store_index_save(ac_store *s)
         unlink(tmp);
         goto done;
     }
-    text = ac_asprintf("agentcore-faiss 1 store=%lld gen=%lld dim=%d size=%lld hash=%llx "
-                       "factory=%s\n",
-                       s->id, s->index_gen, s->dim, size, (unsigned long long)h, s->factory);
+    {
+        ac_buf b = AC_BUF_INIT;
+        int bad = ac_buf_printf(&b,
+                                "agentcore-faiss 2 store=%lld gen=%lld dim=%d size=%lld hash=%llx "
+                                "factory=%s mean_n=%lld mean=",
+                                s->id, s->index_gen, s->dim, size, (unsigned long long)h,
+                                s->factory, s->mean ? s->mean_n : 0LL);
+        for (int k = 0; !bad && s->mean && k < s->dim; k++) {
+            uint32_t bits;
+            memcpy(&bits, &s->mean[k], sizeof bits);
+            bad = ac_buf_printf(&b, "%08x", (unsigned)bits);
+        }
+        if (!bad)
+            bad = ac_buf_puts(&b, "\n");
+        text = bad ? NULL : ac_buf_steal(&b);
+        ac_buf_free(&b);
+    }
     if (text == NULL || !write_file_atomic(meta_path, text)) {
         rc = ac_err(AC_EIO, "index file \"%s\": cannot write its meta", meta_path);
         goto done;
@@ -537,7 +675,8 @@ int ac__store_index_sync(ac_store *s)
 check:
     if (!s->index_exact) {
         ntotal = (long long)faiss_Index_ntotal((FaissIndex *)s->index);
-        if (ntotal > st.nchunks && (double)(ntotal - st.nchunks) > s->tomb_ratio * (double)ntotal) {
+        if ((ntotal > st.nchunks && (double)(ntotal - st.nchunks) > s->tomb_ratio * (double)ntotal) ||
+            (s->mean_n < MEAN_SAMPLE_MAX && st.nchunks >= 4 * (s->mean_n > 0 ? s->mean_n : 4))) {
             if ((rc = build(s, &st)))
                 goto done;
             ntotal = (long long)faiss_Index_ntotal((FaissIndex *)s->index);
@@ -717,12 +856,15 @@ int ac__store_index_search(ac_store *s, const float *q, long long k, long long *
         ac_free(lab);
         return faiss_fail(AC_ESTORAGE, "vector search");
     }
-    for (long long i = 0; i < k; i++)
-        if (lab[i] >= 0) {
-            labels[m] = lab[i];
-            scores[m] = scores[i];
-            m++;
-        }
+    {
+        float qm = s->mean ? ac_vec_dot(q, s->mean, s->dim) : 0.0f;
+        for (long long i = 0; i < k; i++)
+            if (lab[i] >= 0) {
+                labels[m] = lab[i];
+                scores[m] = scores[i] + qm; /* the index ranks q.(x - mean) */
+                m++;
+            }
+    }
     *n = m;
     ac_free(lab);
     return AC_OK;

@@ -13,6 +13,7 @@
 #define EXACT_FILTER_MAX 20000 /* a filter this selective is searched exactly */
 #define MAX_QUERY_TERMS 32
 #define QUERY_MAX_BYTES 65536
+#define COMMON_DF_MAX 20000 /* see match_expr() */
 
 enum { MODE_HYBRID, MODE_VECTOR, MODE_BM25 };
 
@@ -416,9 +417,11 @@ static int on_qword(void *ud, const char *w, size_t n)
 }
 
 /* The FTS5 query: the query's words, OR-ed, each quoted (so nothing in the
- * query is FTS syntax). Words in more than half of the chunks add almost
- * nothing to BM25 but cost a scan of their postings, so they are left out
- * when rarer words remain. */
+ * query is FTS syntax). BM25 costs a scan of every query word's postings.
+ * Words in more than half of the chunks add almost nothing to the score,
+ * and words in more than COMMON_DF_MAX chunks add little next to rarer
+ * ones but dominate the time, so both are left out when rarer words
+ * remain. */
 static int match_expr(ac_store *s, const char *query, ac_buf *out)
 {
     qterms t;
@@ -432,8 +435,10 @@ static int match_expr(ac_store *s, const char *query, ac_buf *out)
         goto done;
     }
     half = s->live_chunks / 2;
+    if (half > COMMON_DF_MAX)
+        half = COMMON_DF_MAX;
     for (int i = 0; i < t.n; i++)
-        rare += t.df[i] <= half;
+        rare += t.df[i] > 0 && t.df[i] <= half;
     for (int i = 0; i < t.n; i++) {
         if (rare && t.df[i] > half && s->live_chunks > 16)
             continue;

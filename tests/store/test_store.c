@@ -841,13 +841,13 @@ TEST(corrupt_or_mismatched_index_file_is_ignored_and_rebuilt)
     f = fopen(meta, "r");
     ASSERT(f != NULL);
     {
-        char line[600], rest[600];
+        char line[8192], rest[8192];
         long long store, gen;
         ASSERT(fgets(line, sizeof line, f) != NULL);
         fclose(f);
-        ASSERT(sscanf(line, "agentcore-faiss 1 store=%lld gen=%lld %599[^\n]", &store, &gen, rest) == 3);
+        ASSERT(sscanf(line, "agentcore-faiss 2 store=%lld gen=%lld %8191[^\n]", &store, &gen, rest) == 3);
         f = fopen(meta, "w");
-        fprintf(f, "agentcore-faiss 1 store=%lld gen=%lld %s\n", store, gen + 1000, rest);
+        fprintf(f, "agentcore-faiss 2 store=%lld gen=%lld %s\n", store, gen + 1000, rest);
         fclose(f);
     }
     c = core_at(t.db);
