@@ -784,7 +784,7 @@ static void turn_send(ac_turn *t)
     ac_msgs view;
     ac_fit_in in;
     ac_fit_out fo;
-    json_t *req, *msgs;
+    json_t *req, *msgs, *pinned;
     long fixed;
     int rc;
 
@@ -799,6 +799,16 @@ static void turn_send(ac_turn *t)
     view.v = s->cache.v + t->hist_start;
     view.n = s->cache.n - t->hist_start;
     view.cap = view.n;
+    /* New tool results answer the stored assistant message that called the
+     * tools (client-side tools): it is kept whatever else is dropped. */
+    pinned = NULL;
+    if (view.n > 0 &&
+        strcmp(ac_json_str(json_array_get(t->new_msgs, 0), "role", ""), "tool") == 0 &&
+        json_array_size(json_object_get(view.v[view.n - 1].message, "tool_calls")) > 0) {
+        pinned = view.v[view.n - 1].message;
+        fixed += view.v[view.n - 1].tokens;
+        view.n--;
+    }
     memset(&in, 0, sizeof in);
     in.history = &view;
     in.fixed_tokens = fixed;
@@ -852,6 +862,8 @@ static void turn_send(ac_turn *t)
                                               "Summary of the earlier conversation: ", t->summary));
     for (size_t i = fo.first; i < view.n; i++)
         json_array_append(msgs, view.v[i].message);
+    if (pinned)
+        json_array_append(msgs, pinned);
     json_array_extend(msgs, t->new_msgs);
     json_object_set_new(req, "messages", msgs);
 

@@ -456,6 +456,41 @@ TEST(stream_chunks_name_the_model_alias_not_the_upstream_id)
     ac_core_close(core);
 }
 
+TEST(client_tool_results_keep_the_stored_call_they_answer)
+{
+    ac_core *core;
+    ac_session *s;
+    char *resp = NULL;
+    json_t *body, *msgs;
+    size_t n;
+    need_fake();
+    core = open_core(NULL);
+    /* a small window and last_n 1: only the pinned call may stay */
+    ASSERT_OK(ac_session_open(core, NULL, "{\"memory\":{\"policy\":\"last_n\",\"last_n\":1}}", &s));
+    ac_free(turn(s, "first, to fill the history"));
+    ASSERT_OK(ac_session_chat(s,
+        "{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"lookup\",\"parameters\":{\"type\":\"object\"}}}],"
+        "\"messages\":[{\"role\":\"user\",\"content\":\"look it up [[fake:{\\\"tool_calls\\\":[{\\\"name\\\":\\\"lookup\\\",\\\"arguments\\\":{}}]}]]\"}]}",
+        NULL, NULL, &resp));
+    ASSERT_CONTAINS(resp, "\"tool_calls\"");
+    ac_free(resp);
+    /* the client runs the tool and sends only the result */
+    ASSERT_OK(ac_session_chat(s,
+        "{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"lookup\",\"parameters\":{\"type\":\"object\"}}}],"
+        "\"messages\":[{\"role\":\"tool\",\"tool_call_id\":\"call_2_0\",\"content\":\"42\"}]}",
+        NULL, NULL, &resp));
+    ac_free(resp);
+    body = last_upstream_request();
+    msgs = json_object_get(body, "messages");
+    n = json_array_size(msgs);
+    ASSERT(n >= 2);
+    ASSERT_STR_EQ("tool", json_string_value(json_object_get(json_array_get(msgs, n - 1), "role")));
+    ASSERT(json_array_size(json_object_get(json_array_get(msgs, n - 2), "tool_calls")) == 1);
+    json_decref(body);
+    ac_session_close(s);
+    ac_core_close(core);
+}
+
 static void temp_db(char *path, size_t cap)
 {
     char dir[] = "/tmp/ac-sess-XXXXXX";
